@@ -27,7 +27,7 @@ class ApiError(VmHealthError):
     """
 
     def __init__(self, message, status=0, reason=None, body=None):
-        super(ApiError, self).__init__(message)
+        super().__init__(message)
         self.status = status
         self.reason = reason
         self.body = body or {}

@@ -94,7 +94,9 @@ class KubeApi:
         self.timeout = timeout
         self._sleep = sleep
 
-    def request(self, method, path, body=None, query=None, content_type=None, retry_disconnect=True):
+    def request(
+        self, method, path, body=None, query=None, content_type=None, retry_disconnect=True
+    ):
         """Send one request and return the decoded JSON body (``{}`` when empty).
 
         Retries up to ``self.retries`` times on 429/5xx and, when ``retry_disconnect``,
@@ -121,19 +123,25 @@ class KubeApi:
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
                 if exc.status in RETRY_STATUSES and attempt <= self.retries:
                     if exc.status == 429:
-                        delay = min(self.retry_after_cap, _retry_after(exc.headers, status_body, delay))
+                        delay = min(
+                            self.retry_after_cap, _retry_after(exc.headers, status_body, delay)
+                        )
                     self._sleep(delay)
                     continue
-                message = status_body.get("message") or "HTTP {0} {1}".format(exc.status, exc.reason)
+                message = status_body.get("message") or "HTTP {0} {1}".format(
+                    exc.status, exc.reason
+                )
                 if attempt > 1:
                     message += " (after {0} attempts)".format(attempt)
-                raise ApiError(message, status=exc.status, reason=status_body.get("reason"), body=status_body)
+                raise ApiError(
+                    message, status=exc.status, reason=status_body.get("reason"), body=status_body
+                ) from None
             except (Urllib3HTTPError, OSError) as exc:
                 # urllib3 wraps dropped connections in ProtocolError/MaxRetryError.
                 if retry_disconnect and attempt <= self.retries:
                     self._sleep(min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
                     continue
-                raise ApiError("{0} {1} failed: {2}".format(method, path, exc), status=0)
+                raise ApiError("{0} {1} failed: {2}".format(method, path, exc), status=0) from None
 
     def get(self, path):
         """GET one object; raises ApiError (status 404 when it does not exist)."""

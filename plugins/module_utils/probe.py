@@ -59,7 +59,9 @@ def _port(value, field):
         return value
     raise ValidationError(
         "{0}: {1!r} is neither a port number 1-65535 nor a valid port name "
-        "(at most 15 lower-case letters, digits and '-', with at least one letter)".format(field, value)
+        "(at most 15 lower-case letters, digits and '-', with at least one letter)".format(
+            field, value
+        )
     )
 
 
@@ -98,7 +100,9 @@ def _http_get_handler(options):
             field = "http_get.http_headers[{0}]".format(index)
             name = (header or {}).get("name")
             if not name or not _HEADER_NAME.match(name):
-                raise ValidationError("{0}.name: {1!r} is not a valid HTTP header name".format(field, name))
+                raise ValidationError(
+                    "{0}.name: {1!r} is not a valid HTTP header name".format(field, name)
+                )
             value = header.get("value")
             if value is None:
                 raise ValidationError("{0}.value: required".format(field))
@@ -157,7 +161,9 @@ class ProbeSpec:
             return cls(kind, state)
         if len(chosen) > 1:
             raise ValidationError(
-                "{0}: a probe has exactly one handler, but {1} are set".format(", ".join(chosen), len(chosen))
+                "{0}: a probe has exactly one handler, but {1} are set".format(
+                    ", ".join(chosen), len(chosen)
+                )
             )
         if not chosen:
             raise ValidationError(
@@ -180,14 +186,18 @@ class ProbeSpec:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationError("{0}: must be an integer".format(option))
             if not minimum <= value <= INT32_MAX:
-                raise ValidationError("{0}: {1} is out of range {2}-{3}".format(option, value, minimum, INT32_MAX))
+                raise ValidationError(
+                    "{0}: {1} is out of range {2}-{3}".format(option, value, minimum, INT32_MAX)
+                )
             body[api_field] = value
 
         timeout = body.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
         period = body.get("periodSeconds", DEFAULT_PERIOD_SECONDS)
         if timeout >= period:
             raise ValidationError(
-                "timeout_seconds: {0} must be lower than period_seconds ({1}), or probes overlap".format(timeout, period)
+                "timeout_seconds: {0} must be lower than period_seconds ({1}), or probes overlap".format(
+                    timeout, period
+                )
             )
         if kind == "liveness" and body.get("successThreshold", 1) != 1:
             raise ValidationError(
@@ -204,11 +214,9 @@ class ProbeSpec:
         """
         if self.body is None:
             return None
-        return (
-            self.body.get("periodSeconds", DEFAULT_PERIOD_SECONDS)
-            * self.body.get("failureThreshold", DEFAULT_FAILURE_THRESHOLD)
-            + self.body.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
-        )
+        return self.body.get("periodSeconds", DEFAULT_PERIOD_SECONDS) * self.body.get(
+            "failureThreshold", DEFAULT_FAILURE_THRESHOLD
+        ) + self.body.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
 
     def check_detection(self, max_detection_seconds):
         """Fail when the probe cannot detect a failure within ``max_detection_seconds``."""
@@ -245,8 +253,13 @@ class ProbePolicy:
                     self.spec.field, "httpGet" if self.spec.handler == "http_get" else "tcpSocket"
                 )
             )
-        if self.spec.kind == "liveness" and vmfacts.template_spec(vm).get("startStrategy") == "Paused":
-            raise VmRejected("livenessProbe: KubeVirt rejects liveness probes on VMs with startStrategy Paused")
+        if (
+            self.spec.kind == "liveness"
+            and vmfacts.template_spec(vm).get("startStrategy") == "Paused"
+        ):
+            raise VmRejected(
+                "livenessProbe: KubeVirt rejects liveness probes on VMs with startStrategy Paused"
+            )
 
     def apply(self, template_spec):
         """Set (or remove) the probe in a copy of the template spec, in place."""

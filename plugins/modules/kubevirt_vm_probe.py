@@ -146,7 +146,7 @@ notes:
     (and carries the C(RestartRequired) condition) until restarted. Use O(restart) to restart
     safely.
   - An C(httpGet) or C(tcpSocket) probe needs the pod network, and KubeVirt refuses a liveness probe
-    on a VM with C(startStrategy: Paused): such VMs are reported as V(failed) with the reason while
+    on a VM that starts paused (C(startStrategy=Paused)); such VMs are reported as V(failed) with the reason while
     the others proceed, and the task fails at the end.
   - Windows VMs (detected from OS labels, the C(vm.kubevirt.io/os) annotation or a windows
     preference) need qemu-guest-agent from the virtio-win ISO for C(guestAgentPing) and C(exec).
@@ -317,6 +317,7 @@ rollout:
 
 from ansible_collections.kubernetes.core.plugins.module_utils.ansiblemodule import AnsibleModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
 from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import VmHealthError
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.args import (
     FLEET_MUTUALLY_EXCLUSIVE,

@@ -38,13 +38,17 @@ WARNING_NAMES = 20
 
 def merge_patch(before, after):
     """The RFC 7386 merge patch that turns dict ``before`` into dict ``after``."""
-    patch = dict((name, None) for name in before if name not in after)
+    patch = {name: None for name in before if name not in after}
     for name, value in after.items():
         if name not in before:
             patch[name] = value
         elif before[name] != value:
             old = before[name]
-            patch[name] = merge_patch(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+            patch[name] = (
+                merge_patch(old, value)
+                if isinstance(old, dict) and isinstance(value, dict)
+                else value
+            )
     return patch
 
 
@@ -198,7 +202,9 @@ class FleetReconciler:
             if self.diff_mode:
                 item.diff = {"before": before, "after": after}
         changed = action != "unchanged"
-        item.restart_required = item.running and (changed or vmfacts.condition_true(vm, "RestartRequired"))
+        item.restart_required = item.running and (
+            changed or vmfacts.condition_true(vm, "RestartRequired")
+        )
 
     def _plan_template(self, template):
         m = vmfacts.meta(template)
@@ -221,11 +227,17 @@ class FleetReconciler:
             except VmRejected as exc:
                 item.action, item.reason, item.patch = "failed", "{0}: {1}".format(name, exc), None
                 return
-            desired, before, after, _ = plan_template_spec(self.policy, vmfacts.template_spec(embedded))
+            desired, before, after, _ = plan_template_spec(
+                self.policy, vmfacts.template_spec(embedded)
+            )
             objects[index].setdefault("spec", {}).setdefault("template", {})["spec"] = desired
             befores[name], afters[name] = before, after
         if not befores:
-            item.action, item.reason, item.patch = "skipped", "the Template embeds no VirtualMachine", None
+            item.action, item.reason, item.patch = (
+                "skipped",
+                "the Template embeds no VirtualMachine",
+                None,
+            )
             return
         item.action = classify(
             {k: v for k, v in befores.items() if v}, {k: v for k, v in afters.items() if v}
@@ -265,7 +277,10 @@ class FleetReconciler:
             try:
                 current = self.api.get(path)
             except ApiError as exc:
-                item.action, item.reason = "failed", "Failed to re-read {0} '{1}': {2}".format(item.kind, item.key, exc)
+                item.action, item.reason = (
+                    "failed",
+                    "Failed to re-read {0} '{1}': {2}".format(item.kind, item.key, exc),
+                )
                 return
             if item.kind == "Template":
                 self._replan_template(item, current)
@@ -303,7 +318,11 @@ class FleetReconciler:
         """Warn about running VMs that got an agent-based probe but have no connected agent."""
         if not self.policy.wants_agent():
             return
-        changed = [i for i in self.items if i.kind == "VirtualMachine" and i.action in ("created", "updated")]
+        changed = [
+            i
+            for i in self.items
+            if i.kind == "VirtualMachine" and i.action in ("created", "updated")
+        ]
         windows = [i.key for i in changed if i.windows]
         if windows:
             self.warnings.append(
@@ -321,7 +340,9 @@ class FleetReconciler:
                     if vmfacts.condition_true(vmi, "AgentConnected"):
                         connected.add(vmfacts.key(vmi))
         except ApiError as exc:
-            self.warnings.append("Could not read VirtualMachineInstances to check the guest agent: {0}".format(exc))
+            self.warnings.append(
+                "Could not read VirtualMachineInstances to check the guest agent: {0}".format(exc)
+            )
             return
         missing = running - connected
         if missing:
@@ -346,13 +367,17 @@ class FleetReconciler:
             if self.templates:
                 self._collect(
                     pool,
-                    self.selection.collection_path(vmfacts.TEMPLATE_GROUP_VERSION, vmfacts.TEMPLATE_PLURAL),
+                    self.selection.collection_path(
+                        vmfacts.TEMPLATE_GROUP_VERSION, vmfacts.TEMPLATE_PLURAL
+                    ),
                     self._plan_template,
                 )
             self._check_agents()
             if self.restart != "never":
                 candidates = [
-                    i for i in self.items if i.kind == "VirtualMachine" and i.restart_required and i.action != "failed"
+                    i
+                    for i in self.items
+                    if i.kind == "VirtualMachine" and i.restart_required and i.action != "failed"
                 ]
                 population = sum(1 for i in self.items if i.kind == "VirtualMachine" and i.running)
                 self.rollout = Rollout(
@@ -368,12 +393,15 @@ class FleetReconciler:
         return self.result()
 
     def result(self):
-        counts = dict((action, 0) for action in ACTIONS)
+        counts = dict.fromkeys(ACTIONS, 0)
         for item in self.items:
             counts[item.action] += 1
         counts["restarted"] = sum(1 for i in self.items if i.restarted)
         counts["restart_required"] = sum(1 for i in self.items if i.restart_required)
-        changed = any(i.action in ("created", "updated", "removed") for i in self.items) or counts["restarted"] > 0
+        changed = (
+            any(i.action in ("created", "updated", "removed") for i in self.items)
+            or counts["restarted"] > 0
+        )
         result = {
             "changed": changed,
             "vms": [i.as_result() for i in self.items],

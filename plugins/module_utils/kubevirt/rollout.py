@@ -19,7 +19,9 @@ import time
 from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ApiError
 from ansible_collections.vmhealth.kvm.plugins.module_utils.k8s_api import resource_path
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt import vm as vmfacts
-from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.selection import parse_max_unavailable
+from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.selection import (
+    parse_max_unavailable,
+)
 
 
 def _vmi_path(item):
@@ -81,10 +83,11 @@ class Rollout:
             else:
                 allowed.append(item)
 
-        if self.mode == "rolling":
-            size = parse_max_unavailable(self.max_unavailable, max(self.population, 1))
-        else:
-            size = max(len(allowed), 1)
+        size = (
+            parse_max_unavailable(self.max_unavailable, max(self.population, 1))
+            if self.mode == "rolling"
+            else max(len(allowed), 1)
+        )
         planned = batches(allowed, size)
         summary = {
             "mode": self.mode,
@@ -104,7 +107,9 @@ class Rollout:
                     for item in later:
                         item.reason = _join(
                             item.reason,
-                            "not restarted: the rollout stopped because batch {0} did not become Ready".format(number),
+                            "not restarted: the rollout stopped because batch {0} did not become Ready".format(
+                                number
+                            ),
                         )
                 break
             summary["completed_batches"] = number
@@ -117,7 +122,9 @@ class Rollout:
         deadline = self._clock() + self.wait_timeout
         pending = list(restarted)
         while pending:
-            states = list(self.pool.map(lambda item: self._is_ready(item, old_uids[item.key]), pending))
+            states = list(
+                self.pool.map(lambda item: self._is_ready(item, old_uids[item.key]), pending)
+            )
             pending = [item for item, ready in zip(pending, states) if not ready]
             if not pending or self._clock() >= deadline:
                 break
@@ -125,7 +132,9 @@ class Rollout:
         for item in restarted:
             item.ready = item not in pending
         for item in pending:
-            item.reason = _join(item.reason, "not Ready within {0} s after the restart".format(self.wait_timeout))
+            item.reason = _join(
+                item.reason, "not Ready within {0} s after the restart".format(self.wait_timeout)
+            )
         return pending
 
     def _vmi_uid(self, item):
@@ -138,7 +147,9 @@ class Rollout:
         """Ask KubeVirt to restart one VM; False (with a reason) when it did not."""
         if old_uid is None:
             item.restart_required = False
-            item.reason = _join(item.reason, "not running any more: the change applies at its next start")
+            item.reason = _join(
+                item.reason, "not running any more: the change applies at its next start"
+            )
             return False
         try:
             # Not retried on a dropped connection: the restart may have happened already.

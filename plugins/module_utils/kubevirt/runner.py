@@ -6,7 +6,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ValidationError, VmHealthError
+from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import (
+    ValidationError,
+    VmHealthError,
+)
 from ansible_collections.vmhealth.kvm.plugins.module_utils.k8s_api import KubeApi
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.args import MAX_PARALLEL
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.fleet import FleetReconciler
@@ -38,7 +41,8 @@ def failure_message(failed, rollout):
     parts = []
     if failed:
         listed = "; ".join(
-            "{0} {1}/{2}: {3}".format(i.kind, i.namespace, i.name, i.reason) for i in failed[:FAILURES_LISTED]
+            "{0} {1}/{2}: {3}".format(i.kind, i.namespace, i.name, i.reason)
+            for i in failed[:FAILURES_LISTED]
         )
         if len(failed) > FAILURES_LISTED:
             listed += "; and {0} more".format(len(failed) - FAILURES_LISTED)
@@ -55,12 +59,14 @@ def failure_message(failed, rollout):
 def connect(module):
     """A KubeApi on kubernetes.core's client (auth options, kubeconfig, TLS settings)."""
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import (
+        CoreException,
+    )
 
     try:
         return KubeApi(get_api_client(module=module))
     except CoreException as exc:
-        raise VmHealthError(str(exc))
+        raise VmHealthError(str(exc)) from exc
 
 
 def run_fleet_module(module, build_policy, api=None):

@@ -15,7 +15,9 @@ from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import Validat
 from ansible_collections.vmhealth.kvm.plugins.module_utils.k8s_api import resource_path
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _SET_REQUIREMENT = re.compile(r"^(?P<key>\S+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)$")
@@ -44,7 +46,9 @@ def check_namespace(value, field="namespace"):
 def _check_label_key(label_key, field):
     prefix, _, name = label_key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        raise ValidationError("{0}: label key prefix {1!r} is not a DNS subdomain".format(field, prefix))
+        raise ValidationError(
+            "{0}: label key prefix {1!r} is not a DNS subdomain".format(field, prefix)
+        )
     if not name or len(name) > 63 or not _LABEL_NAME.match(name):
         raise ValidationError("{0}: {1!r} is not a valid label key".format(field, label_key))
 
@@ -114,14 +118,18 @@ def parse_max_unavailable(value, total):
     if text.isdigit() and int(text) >= 1:
         return int(text)
     raise ValidationError(
-        "max_unavailable: {0!r} is neither a positive count nor a percentage such as '25%'".format(value)
+        "max_unavailable: {0!r} is neither a positive count nor a percentage such as '25%'".format(
+            value
+        )
     )
 
 
 class Selection:
     """A validated selection of VirtualMachines (and optionally Templates)."""
 
-    def __init__(self, name=None, namespace=None, all_namespaces=False, label_selectors=None, exclude=None):
+    def __init__(
+        self, name=None, namespace=None, all_namespaces=False, label_selectors=None, exclude=None
+    ):
         self.name = name
         self.namespace = namespace
         self.all_namespaces = bool(all_namespaces)
@@ -147,7 +155,9 @@ class Selection:
             if not self.namespace:
                 raise ValidationError("namespace: required when name is given")
             if self.label_selectors or self.all_namespaces:
-                raise ValidationError("name: cannot be combined with label_selectors or all_namespaces")
+                raise ValidationError(
+                    "name: cannot be combined with label_selectors or all_namespaces"
+                )
         if self.namespace is not None:
             check_namespace(self.namespace)
             if self.all_namespaces:

@@ -101,7 +101,9 @@ def is_windows(vm):
                 return True
         for name in _WINDOWS_ANNOTATIONS:
             value = (m.get("annotations") or {}).get(name)
-            if value is not None and (name.endswith("windows") or str(value).lower().startswith("win")):
+            if value is not None and (
+                name.endswith("windows") or str(value).lower().startswith("win")
+            ):
                 return True
     preference = ((vm.get("spec") or {}).get("preference") or {}).get("name") or ""
     return preference.lower().startswith("windows")

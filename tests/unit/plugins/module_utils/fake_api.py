@@ -48,7 +48,9 @@ class FakeApi:
 
     def list_pages(self, path, label_selector=None, field_selector=None, limit=500):
         self.calls.append(("LIST", path))
-        items = [copy.deepcopy(o) for p, o in sorted(self.objects.items()) if p.rsplit("/", 1)[0] == path]
+        items = [
+            copy.deepcopy(o) for p, o in sorted(self.objects.items()) if p.rsplit("/", 1)[0] == path
+        ]
         if field_selector:
             name = field_selector.split("=", 1)[1]
             items = [o for o in items if o["metadata"]["name"] == name]

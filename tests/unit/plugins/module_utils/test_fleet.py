@@ -1,6 +1,7 @@
 """Unit tests of the fleet engine (planning, writes, conflicts) on an in-memory API."""
 
 import pytest
+
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.fleet import (
     FleetReconciler,
     classify,
@@ -34,7 +35,12 @@ def reconciler(api, check_mode=False, diff_mode=False, templates=False, exclude=
     spec = ProbeSpec.from_params(dict(probe="readiness", state="present", **probe))
     selection = Selection.from_params({"namespace": "ns", "exclude": exclude or []})
     return FleetReconciler(
-        api, selection, ProbePolicy(spec), check_mode=check_mode, diff_mode=diff_mode, templates=templates
+        api,
+        selection,
+        ProbePolicy(spec),
+        check_mode=check_mode,
+        diff_mode=diff_mode,
+        templates=templates,
     )
 
 
@@ -93,7 +99,10 @@ def test_check_mode_makes_no_write_and_reports_the_plan():
     assert api.writes() == []
     assert result["changed"] is True
     assert result["vms"][0]["action"] == "created"
-    assert result["vms"][0]["diff"] == {"before": {}, "after": {"readinessProbe": {"guestAgentPing": {}}}}
+    assert result["vms"][0]["diff"] == {
+        "before": {},
+        "after": {"readinessProbe": {"guestAgentPing": {}}},
+    }
     assert result["diff"][0]["before_header"] == "VirtualMachine ns/a"
 
 
@@ -122,7 +131,9 @@ def test_conflicts_are_bounded():
 def test_rejected_vm_fails_alone():
     api = FakeApi()
     api.add(VMS + "/pod", make_vm("pod"))
-    api.add(VMS + "/nopod", make_vm("nopod", networks=[{"name": "m", "multus": {"networkName": "x"}}]))
+    api.add(
+        VMS + "/nopod", make_vm("nopod", networks=[{"name": "m", "multus": {"networkName": "x"}}])
+    )
     rec = reconciler(api, tcp_socket={"port": 22})
     result = rec.run()
     actions = {vm["name"]: vm["action"] for vm in result["vms"]}
@@ -155,14 +166,20 @@ def test_agent_and_windows_warnings():
     api = FakeApi()
     api.add(VMS + "/lin", make_vm("lin"))
     api.add(VMS + "/win", make_vm("win", labels={"os.template.kubevirt.io/win2k22": "true"}))
-    vmi = {"metadata": {"name": "win", "namespace": "ns"},
-           "status": {"conditions": [{"type": "AgentConnected", "status": "True"}]}}
+    vmi = {
+        "metadata": {"name": "win", "namespace": "ns"},
+        "status": {"conditions": [{"type": "AgentConnected", "status": "True"}]},
+    }
     api.add("/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/win", vmi)
     rec = reconciler(api)
     rec.run()
     assert len(rec.warnings) == 2
     assert "Windows" in rec.warnings[0] and "ns/win" in rec.warnings[0]
-    assert "not connected" in rec.warnings[1] and "ns/lin" in rec.warnings[1] and "ns/win" not in rec.warnings[1]
+    assert (
+        "not connected" in rec.warnings[1]
+        and "ns/lin" in rec.warnings[1]
+        and "ns/win" not in rec.warnings[1]
+    )
 
 
 def test_templates_get_the_probe_in_every_embedded_vm():
@@ -182,8 +199,14 @@ def test_templates_get_the_probe_in_every_embedded_vm():
     tpl = [vm for vm in result["vms"] if vm["kind"] == "Template"][0]
     assert tpl["action"] == "created"
     stored = api.objects[TEMPLATES + "/win-tpl"]
-    assert stored["objects"][0] == {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"}}
-    assert stored["objects"][1]["spec"]["template"]["spec"]["readinessProbe"] == {"guestAgentPing": {}}
+    assert stored["objects"][0] == {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "svc"},
+    }
+    assert stored["objects"][1]["spec"]["template"]["spec"]["readinessProbe"] == {
+        "guestAgentPing": {}
+    }
     api.calls.clear()
     again = reconciler(api, templates=True).run()
     assert again["changed"] is False and api.writes() == []

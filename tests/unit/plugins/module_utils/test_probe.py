@@ -1,6 +1,7 @@
 """Unit tests of the pure probe logic: validation, desired state, detection time."""
 
 import pytest
+
 from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ValidationError, VmRejected
 from ansible_collections.vmhealth.kvm.plugins.module_utils.probe import ProbePolicy, ProbeSpec
 
@@ -13,8 +14,14 @@ def params(**kwargs):
 
 def test_guest_agent_ping_is_stored_exactly_as_given():
     spec = ProbeSpec.from_params(
-        params(guest_agent_ping=True, initial_delay_seconds=120, period_seconds=10, timeout_seconds=5,
-               failure_threshold=3, success_threshold=3)
+        params(
+            guest_agent_ping=True,
+            initial_delay_seconds=120,
+            period_seconds=10,
+            timeout_seconds=5,
+            failure_threshold=3,
+            success_threshold=3,
+        )
     )
     assert spec.body == {
         "guestAgentPing": {},
@@ -33,12 +40,23 @@ def test_unset_timings_are_not_defaulted():
 
 def test_http_get_full():
     spec = ProbeSpec.from_params(
-        params(http_get={"port": "8080", "path": "/healthz", "scheme": "HTTPS", "host": None,
-                         "http_headers": [{"name": "X-Probe", "value": "1"}]})
+        params(
+            http_get={
+                "port": "8080",
+                "path": "/healthz",
+                "scheme": "HTTPS",
+                "host": None,
+                "http_headers": [{"name": "X-Probe", "value": "1"}],
+            }
+        )
     )
     assert spec.body == {
-        "httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTPS",
-                    "httpHeaders": [{"name": "X-Probe", "value": "1"}]}
+        "httpGet": {
+            "port": 8080,
+            "path": "/healthz",
+            "scheme": "HTTPS",
+            "httpHeaders": [{"name": "X-Probe", "value": "1"}],
+        }
     }
 
 
@@ -48,7 +66,9 @@ def test_named_port_is_kept_as_string():
 
 
 def test_exec_command():
-    spec = ProbeSpec.from_params(params(probe="liveness", exec={"command": ["cat", "/tmp/healthy"]}))
+    spec = ProbeSpec.from_params(
+        params(probe="liveness", exec={"command": ["cat", "/tmp/healthy"]})
+    )
     assert spec.body == {"exec": {"command": ["cat", "/tmp/healthy"]}}
     assert spec.field == "livenessProbe"
     assert spec.uses_guest_agent
@@ -68,8 +88,10 @@ def test_exec_command():
         ({"http_get": {"port": "a-very-long-port-name"}}, "http_get.port"),
         ({"http_get": {"port": "123-"}}, "http_get.port"),
         ({"http_get": {"port": 80, "path": "healthz"}}, "http_get.path"),
-        ({"http_get": {"port": 80, "http_headers": [{"name": "bad name", "value": "x"}]}},
-         "http_get.http_headers[0].name"),
+        (
+            {"http_get": {"port": 80, "http_headers": [{"name": "bad name", "value": "x"}]}},
+            "http_get.http_headers[0].name",
+        ),
         ({"tcp_socket": {"port": True}}, "tcp_socket.port"),
         ({"guest_agent_ping": True, "initial_delay_seconds": -1}, "initial_delay_seconds"),
         ({"guest_agent_ping": True, "period_seconds": 0}, "period_seconds"),
@@ -77,7 +99,10 @@ def test_exec_command():
         ({"guest_agent_ping": True, "failure_threshold": 0}, "failure_threshold"),
         ({"guest_agent_ping": True, "success_threshold": 0}, "success_threshold"),
         ({"guest_agent_ping": True, "period_seconds": 2147483648}, "period_seconds"),
-        ({"guest_agent_ping": True, "timeout_seconds": 10, "period_seconds": 10}, "timeout_seconds"),
+        (
+            {"guest_agent_ping": True, "timeout_seconds": 10, "period_seconds": 10},
+            "timeout_seconds",
+        ),
         ({"guest_agent_ping": True, "timeout_seconds": 10}, "timeout_seconds"),
     ],
 )
@@ -90,7 +115,9 @@ def test_invalid_probe_parameters_name_the_field(kwargs, field):
 def test_liveness_success_threshold_must_be_one():
     with pytest.raises(ValidationError, match="success_threshold: must be 1"):
         ProbeSpec.from_params(params(probe="liveness", guest_agent_ping=True, success_threshold=3))
-    assert ProbeSpec.from_params(params(probe="liveness", guest_agent_ping=True, success_threshold=1))
+    assert ProbeSpec.from_params(
+        params(probe="liveness", guest_agent_ping=True, success_threshold=1)
+    )
 
 
 def test_absent_takes_no_handler():
@@ -109,11 +136,16 @@ def test_absent_takes_no_handler():
     ],
 )
 def test_detection_seconds(timings, expected):
-    assert ProbeSpec.from_params(params(guest_agent_ping=True, **timings)).detection_seconds() == expected
+    assert (
+        ProbeSpec.from_params(params(guest_agent_ping=True, **timings)).detection_seconds()
+        == expected
+    )
 
 
 def test_max_detection_seconds():
-    spec = ProbeSpec.from_params(params(guest_agent_ping=True, period_seconds=10, timeout_seconds=5))
+    spec = ProbeSpec.from_params(
+        params(guest_agent_ping=True, period_seconds=10, timeout_seconds=5)
+    )
     spec.check_detection(35)
     with pytest.raises(ValidationError, match=r"max_detection_seconds: .* 35 s .* 30 s"):
         spec.check_detection(30)
@@ -121,7 +153,10 @@ def test_max_detection_seconds():
 
 
 def vm(spec=None, **template_spec):
-    return {"metadata": {"name": "vm1", "namespace": "ns"}, "spec": {"template": {"spec": template_spec}}}
+    return {
+        "metadata": {"name": "vm1", "namespace": "ns"},
+        "spec": {"template": {"spec": template_spec}},
+    }
 
 
 def test_http_probe_needs_pod_network():
@@ -142,7 +177,9 @@ def test_liveness_refused_on_paused_start():
     policy = ProbePolicy(ProbeSpec.from_params(params(probe="liveness", guest_agent_ping=True)))
     with pytest.raises(VmRejected, match="startStrategy Paused"):
         policy.check(vm(startStrategy="Paused"))
-    ProbePolicy(ProbeSpec.from_params(params(guest_agent_ping=True))).check(vm(startStrategy="Paused"))
+    ProbePolicy(ProbeSpec.from_params(params(guest_agent_ping=True))).check(
+        vm(startStrategy="Paused")
+    )
 
 
 def test_apply_replaces_the_whole_probe_and_absent_removes_it():

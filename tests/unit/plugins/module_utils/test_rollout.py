@@ -2,9 +2,9 @@
 
 import itertools
 
+from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ApiError
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.fleet import Item
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.rollout import Rollout, batches
-from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ApiError
 
 
 class ImmediatePool:
@@ -27,7 +27,10 @@ class RestartingApi:
             raise ApiError("not found", status=404)
         vmi = self.vmis[name]
         status = "True" if vmi["ready"] else "False"
-        return {"metadata": {"uid": vmi["uid"]}, "status": {"conditions": [{"type": "Ready", "status": status}]}}
+        return {
+            "metadata": {"uid": vmi["uid"]},
+            "status": {"conditions": [{"type": "Ready", "status": status}]},
+        }
 
     def put(self, path, body, retry_disconnect=True):
         name = path.split("/")[-2]
@@ -49,8 +52,18 @@ def items(names, strategy="Always"):
 
 def rollout(api, mode="rolling", max_unavailable=2, population=5, **kwargs):
     clock = itertools.count(0, 10)
-    return Rollout(api, ImmediatePool(), mode, max_unavailable, population, wait_timeout=30, wait_sleep=1,
-                   clock=lambda: next(clock), sleep=lambda s: None, **kwargs)
+    return Rollout(
+        api,
+        ImmediatePool(),
+        mode,
+        max_unavailable,
+        population,
+        wait_timeout=30,
+        wait_sleep=1,
+        clock=lambda: next(clock),
+        sleep=lambda s: None,
+        **kwargs,
+    )
 
 
 def test_batches():
@@ -62,8 +75,14 @@ def test_rolling_restarts_all_in_batches():
     api = RestartingApi(names)
     vms = items(names)
     summary = rollout(api).run(vms)
-    assert summary == {"mode": "rolling", "batch_size": 2, "batches": 3, "completed_batches": 3,
-                       "stopped": False, "not_ready": []}
+    assert summary == {
+        "mode": "rolling",
+        "batch_size": 2,
+        "batches": 3,
+        "completed_batches": 3,
+        "stopped": False,
+        "not_ready": [],
+    }
     assert api.log == names
     assert all(vm.restarted and vm.ready and not vm.restart_required for vm in vms)
 

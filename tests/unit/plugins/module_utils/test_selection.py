@@ -1,6 +1,7 @@
 """Unit tests of VM selection: validation and the LIST request it makes."""
 
 import pytest
+
 from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ValidationError
 from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.selection import (
     Selection,
@@ -11,8 +12,18 @@ from ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.selection im
 
 @pytest.mark.parametrize(
     "selector",
-    ["app=web", "app==web", "app!=web", "tier in (a,b)", "tier notin (a, b)", "canary", "!legacy",
-     "kubevirt.io/os=windows2k22", "app=web,tier in (a,b),!legacy", "empty="],
+    [
+        "app=web",
+        "app==web",
+        "app!=web",
+        "tier in (a,b)",
+        "tier notin (a, b)",
+        "canary",
+        "!legacy",
+        "kubevirt.io/os=windows2k22",
+        "app=web,tier in (a,b),!legacy",
+        "empty=",
+    ],
 )
 def test_valid_selectors(selector):
     check_label_selector(selector, "label_selectors[0]")
@@ -20,8 +31,18 @@ def test_valid_selectors(selector):
 
 @pytest.mark.parametrize(
     "selector",
-    ["", "app=we b", "tier in ()", "tier in (a,b", "a b", "app=web,", "-bad=1", "app=" + "x" * 64,
-     "Bad_Prefix/app=1", "tier in (a,b) extra"],
+    [
+        "",
+        "app=we b",
+        "tier in ()",
+        "tier in (a,b",
+        "a b",
+        "app=web,",
+        "-bad=1",
+        "app=" + "x" * 64,
+        "Bad_Prefix/app=1",
+        "tier in (a,b) extra",
+    ],
 )
 def test_invalid_selectors(selector):
     with pytest.raises(ValidationError, match=r"label_selectors\[0\]"):
@@ -30,11 +51,17 @@ def test_invalid_selectors(selector):
 
 def test_selection_paths():
     sel = Selection.from_params({"namespace": "ns1", "label_selectors": ["a=b", "c"]})
-    assert sel.collection_path("kubevirt.io/v1", "virtualmachines") == "/apis/kubevirt.io/v1/namespaces/ns1/virtualmachines"
+    assert (
+        sel.collection_path("kubevirt.io/v1", "virtualmachines")
+        == "/apis/kubevirt.io/v1/namespaces/ns1/virtualmachines"
+    )
     assert sel.label_selector == "a=b,c"
     assert sel.field_selector is None
     everywhere = Selection.from_params({"all_namespaces": True})
-    assert everywhere.collection_path("kubevirt.io/v1", "virtualmachines") == "/apis/kubevirt.io/v1/virtualmachines"
+    assert (
+        everywhere.collection_path("kubevirt.io/v1", "virtualmachines")
+        == "/apis/kubevirt.io/v1/virtualmachines"
+    )
     one = Selection.from_params({"name": "vm1", "namespace": "ns1"})
     assert one.field_selector == "metadata.name=vm1"
 
