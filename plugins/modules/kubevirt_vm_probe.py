@@ -11,7 +11,7 @@ module: kubevirt_vm_probe
 short_description: Ensure a readiness or liveness probe on KubeVirt VirtualMachines
 version_added: 0.1.0
 author:
-  - vmhealth.kvm contributors
+  - vmhealth.kvm contributors (@vmhealth)
 description:
   - Ensures one readiness or liveness probe on C(spec.template.spec) of one KubeVirt
     VirtualMachine or a whole fleet selected by namespace and labels, and optionally on
@@ -31,12 +31,15 @@ extends_documentation_fragment:
   - vmhealth.kvm.kubevirt_fleet
 attributes:
   check_mode:
+    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Makes no write request at all (not even a server-side dry run).
   diff_mode:
+    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: Returns the probe before and after for every VM and Template that changes.
   action_group:
+    description: Use C(group/vmhealth.kvm.vmhealth) in C(module_defaults) to set defaults for this module.
     support: full
     membership: [vmhealth.kvm.vmhealth]
 options:

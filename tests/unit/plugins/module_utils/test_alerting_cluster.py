@@ -222,7 +222,7 @@ def test_runner_connects_only_after_validation():
 
 def test_runner_openshift_defaults_namespace_and_refuses_keep_firing_for():
     api = Api()
-    result, _ = runner.run(
+    result, _warnings = runner.run(
         module_params(target="openshift", namespace=None), connect=lambda: api, parser=NoParser()
     )
     assert result["namespace"] == "openshift-monitoring" and result["kind"] == "AlertingRule"
@@ -240,7 +240,7 @@ def test_runner_openshift_defaults_namespace_and_refuses_keep_firing_for():
 def test_runner_absent_needs_no_rules():
     api = Api()
     runner.run(module_params(), connect=lambda: api, parser=NoParser())
-    result, _ = runner.run(
+    result, _warnings = runner.run(
         module_params(state="absent", rules=["nonsense"]), connect=lambda: api, parser=NoParser()
     )
     assert result["action"] == "removed" and result["alerts"] == []
