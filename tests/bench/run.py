@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark kubevirt_vm_probe against the kubernetes.core baseline (``make bench``).
 
 For each fleet size N, N VirtualMachines are seeded into the Kubernetes API test double

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda *_unused: stop.set())
     info = {
         "url": server.url,
         "kubeconfig": str(server.kubeconfig_path),

@@ -596,7 +596,7 @@ class ApiCore:
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + "".join(
-                    secrets.choice(GENERATE_NAME_CHARS) for _ in range(5)
+                    secrets.choice(GENERATE_NAME_CHARS) for _unused in range(5)
                 )
             else:
                 err = FieldError(

@@ -134,14 +134,14 @@ def json_patch(doc: Any, ops: Any) -> Any:
         if kind == "add":
             result = _add(result, tokens, copy.deepcopy(_required(op, "value")))
         elif kind == "remove":
-            result, _ = _remove(result, tokens)
+            result, _unused = _remove(result, tokens)
         elif kind == "replace":
             value = copy.deepcopy(_required(op, "value"))
             _get(result, tokens)  # must exist
             if not tokens:
                 result = value
             else:
-                result, _ = _remove(result, tokens)
+                result, _unused = _remove(result, tokens)
                 result = _add(result, tokens, value)
         elif kind in ("move", "copy"):
             src = _decode_pointer(_required(op, "from"))

@@ -428,7 +428,7 @@ class KubeTestServer:
                 namespace = namespace or "default"
                 if create_namespace:
                     self.core.ensure_namespace(namespace)
-            _, created = self.core.create(res, namespace, obj, {})
+            _unused, created = self.core.create(res, namespace, obj, {})
         return created
 
     def get_object(

@@ -121,7 +121,7 @@ def decode_continue(token: str) -> tuple[int, Key, str]:
         body = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if body.get("v") != "meta.k8s.io/v1":
             raise ValueError("unsupported version")
-        ns, _, name = body["start"].rstrip("\x00").partition("/")
+        ns, _unused, name = body["start"].rstrip("\x00").partition("/")
         return int(body["rv"]), (ns, name), str(body["e"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ContinueError(str(exc)) from None

@@ -68,17 +68,17 @@ def status_of(exc: Exception) -> dict:
 
 
 def test_discovery_documents(server):
-    status, _, version = raw_request(server, "GET", "/version")
+    status, _unused, version = raw_request(server, "GET", "/version")
     assert status == 200 and version["major"] == "1" and version["gitVersion"].startswith("v1.")
-    _, _, api = raw_request(server, "GET", "/api")
+    _unused, _unused, api = raw_request(server, "GET", "/api")
     assert api["kind"] == "APIVersions" and api["versions"] == ["v1"]
-    _, _, core = raw_request(server, "GET", "/api/v1")
+    _unused, _unused, core = raw_request(server, "GET", "/api/v1")
     by_name = {r["name"]: r for r in core["resources"]}
     assert by_name["namespaces"]["namespaced"] is False and by_name["namespaces"]["shortNames"] == [
         "ns"
     ]
     assert by_name["pods"]["kind"] == "Pod" and by_name["pods"]["shortNames"] == ["po"]
-    _, _, groups = raw_request(server, "GET", "/apis")
+    _unused, _unused, groups = raw_request(server, "GET", "/apis")
     assert groups["kind"] == "APIGroupList"
     names = {g["name"] for g in groups["groups"]}
     assert names == {
@@ -88,28 +88,28 @@ def test_discovery_documents(server):
         "monitoring.coreos.com",
         "monitoring.openshift.io",
     }
-    _, _, kv = raw_request(server, "GET", "/apis/kubevirt.io/v1")
+    _unused, _unused, kv = raw_request(server, "GET", "/apis/kubevirt.io/v1")
     kv_by_name = {r["name"]: r for r in kv["resources"]}
     vm = kv_by_name["virtualmachines"]
     assert vm["singularName"] == "virtualmachine" and vm["shortNames"] == ["vm", "vms"]
     assert vm["namespaced"] is True and vm["kind"] == "VirtualMachine" and "patch" in vm["verbs"]
     assert kv_by_name["virtualmachineinstances"]["shortNames"] == ["vmi", "vmis"]
     assert kv_by_name["virtualmachines/status"]["verbs"] == ["get", "patch", "update"]
-    _, _, sub = raw_request(server, "GET", "/apis/subresources.kubevirt.io/v1")
+    _unused, _unused, sub = raw_request(server, "GET", "/apis/subresources.kubevirt.io/v1")
     assert {r["name"] for r in sub["resources"]} == {
         "virtualmachines/start",
         "virtualmachines/stop",
         "virtualmachines/restart",
     }
     assert all(r["namespaced"] for r in sub["resources"])
-    _, _, group = raw_request(server, "GET", "/apis/monitoring.coreos.com")
+    _unused, _unused, group = raw_request(server, "GET", "/apis/monitoring.coreos.com")
     assert group["kind"] == "APIGroup" and group["preferredVersion"]["version"] == "v1"
     for path, kind in (
         ("/apis/template.openshift.io/v1", "Template"),
         ("/apis/monitoring.coreos.com/v1", "PrometheusRule"),
         ("/apis/monitoring.openshift.io/v1", "AlertingRule"),
     ):
-        _, _, doc = raw_request(server, "GET", path)
+        _unused, _unused, doc = raw_request(server, "GET", path)
         assert doc["resources"][0]["kind"] == kind
     assert raw_request(server, "GET", "/openapi/v2")[0] == 404
     assert raw_request(server, "GET", "/apis/nope.example/v1")[0] == 404
@@ -198,7 +198,7 @@ def test_default_namespace_exists_and_namespace_delete_cascades(server, core, vm
 def test_list_shapes_and_cluster_wide_list(server, vms):
     server.seed(vm_manifest("a", namespace="ns1"))
     server.seed(vm_manifest("b", namespace="ns2"))
-    status, _, doc = raw_request(server, "GET", "/apis/kubevirt.io/v1/virtualmachines")
+    status, _unused, doc = raw_request(server, "GET", "/apis/kubevirt.io/v1/virtualmachines")
     assert status == 200
     assert doc["kind"] == "VirtualMachineList" and doc["apiVersion"] == "kubevirt.io/v1"
     assert int(doc["metadata"]["resourceVersion"]) > 0 and "continue" not in doc["metadata"]
@@ -209,7 +209,7 @@ def test_list_shapes_and_cluster_wide_list(server, vms):
     assert all(i["kind"] == "VirtualMachine" for i in doc["items"])
     assert [i.metadata.name for i in vms.get(namespace="ns2").items] == ["b"]
     # built-in typed lists carry no kind on their items, like the real server
-    _, _, pods = raw_request(server, "GET", "/api/v1/namespaces")
+    _unused, _unused, pods = raw_request(server, "GET", "/api/v1/namespaces")
     assert pods["kind"] == "NamespaceList" and "kind" not in pods["items"][0]
 
 
@@ -226,11 +226,13 @@ def test_status_error_bodies_have_the_real_shape(server):
         "details": {"name": "nope", "group": "kubevirt.io", "kind": "virtualmachines"},
         "code": 404,
     }
-    status, _, body = raw_request(server, "GET", "/apis/kubevirt.io/v1/namespaces/default/widgets")
+    status, _unused, body = raw_request(
+        server, "GET", "/apis/kubevirt.io/v1/namespaces/default/widgets"
+    )
     assert status == 404 and body["message"] == "the server could not find the requested resource"
     status, headers, body = raw_request(server, "HEAD", "/api/v1/namespaces/default")
     assert status == 200 and body is None and int(headers["Content-Length"]) > 0
-    status, _, body = raw_request(server, "POST", f"{VM_PATH}/vm1", body=vm_manifest("vm1"))
+    status, _unused, body = raw_request(server, "POST", f"{VM_PATH}/vm1", body=vm_manifest("vm1"))
     assert status == 405 and body["reason"] == "MethodNotAllowed"
 
 
@@ -262,7 +264,7 @@ def test_put_semantics(server, vms):
     missing = vm_manifest("ghost")
     with pytest.raises(dyn_exc.NotFoundError):
         vms.replace(body=missing, namespace="default")
-    status, _, body = raw_request(server, "PUT", f"{VM_PATH}/other", body=vm_manifest("vm1"))
+    status, _unused, body = raw_request(server, "PUT", f"{VM_PATH}/other", body=vm_manifest("vm1"))
     assert status == 400
     assert (
         body["message"] == "the name of the object (vm1) does not match the name on the URL (other)"
@@ -272,12 +274,12 @@ def test_put_semantics(server, vms):
 def test_create_rejects_resource_version_and_bad_names(server):
     manifest = vm_manifest("vm1")
     manifest["metadata"]["resourceVersion"] = "12"
-    status, _, body = raw_request(server, "POST", VM_PATH, body=manifest)
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=manifest)
     assert (
         status == 500
         and body["message"] == "resourceVersion should not be set on objects to be created"
     )
-    status, _, body = raw_request(server, "POST", VM_PATH, body=vm_manifest("Bad_Name"))
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=vm_manifest("Bad_Name"))
     assert status == 422 and body["reason"] == "Invalid"
     assert body["message"].startswith(
         'VirtualMachine.kubevirt.io "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": '
@@ -286,27 +288,27 @@ def test_create_rejects_resource_version_and_bad_names(server):
     assert body["details"]["causes"][0]["field"] == "metadata.name"
     nameless = vm_manifest("x")
     nameless["metadata"] = {"generateName": "web-"}
-    status, _, body = raw_request(server, "POST", VM_PATH, body=nameless)
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=nameless)
     assert (
         status == 201
         and body["metadata"]["name"].startswith("web-")
         and len(body["metadata"]["name"]) == 9
     )
     nameless["metadata"] = {}
-    status, _, body = raw_request(server, "POST", VM_PATH, body=nameless)
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=nameless)
     assert (
         status == 422
         and "metadata.name: Required value: name or generateName is required" in body["message"]
     )
     bad_label = vm_manifest("vm2", labels={"app": "not ok!"})
-    status, _, body = raw_request(server, "POST", VM_PATH, body=bad_label)
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=bad_label)
     assert status == 422 and body["details"]["causes"][0]["field"] == "metadata.labels"
 
 
 def test_unknown_top_level_field_is_rejected(server):
     manifest = vm_manifest("vm1")
     manifest["extra"] = True
-    status, _, body = raw_request(server, "POST", VM_PATH, body=manifest)
+    status, _unused, body = raw_request(server, "POST", VM_PATH, body=manifest)
     assert status == 422
     assert (
         body["message"]
@@ -373,7 +375,7 @@ def test_status_is_ignored_on_main_writes_and_set_through_status(server, dyn):
 
 def test_delete_returns_object_and_honours_preconditions(server, vms):
     created = vms.create(body=vm_manifest("vm1", run_strategy="Halted"), namespace="default")
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server,
         "DELETE",
         f"{VM_PATH}/vm1",
@@ -441,7 +443,7 @@ def test_failed_json_patch_test_op_is_422_and_stores_nothing(server, vms):
         {"op": "replace", "path": "/spec/runStrategy", "value": "Halted"},
         {"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
     ]
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server, "PATCH", f"{VM_PATH}/vm1", body=ops, content_type="application/json-patch+json"
     )
     assert status == 422 and body["reason"] == "Invalid"
@@ -451,7 +453,7 @@ def test_failed_json_patch_test_op_is_422_and_stores_nothing(server, vms):
         after.spec.runStrategy == "Always"
         and after.metadata.resourceVersion == before.metadata.resourceVersion
     )
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server,
         "PATCH",
         f"{VM_PATH}/vm1",
@@ -459,7 +461,7 @@ def test_failed_json_patch_test_op_is_422_and_stores_nothing(server, vms):
         content_type="application/json-patch+json",
     )
     assert status == 400
-    status, _, _ = raw_request(
+    status, _unused, _unused = raw_request(
         server,
         "PATCH",
         f"{VM_PATH}/vm1",
@@ -481,7 +483,7 @@ def test_failed_json_patch_test_op_is_422_and_stores_nothing(server, vms):
 )
 def test_strategic_merge_patch_is_415_for_custom_resources(server, path, manifest):
     server.seed(manifest)
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server,
         "PATCH",
         path,
@@ -529,7 +531,7 @@ def test_server_side_apply(server, dyn, vms):
         vms, body=changed, name="vm1", namespace="default", field_manager="tests"
     )
     assert again.metadata.labels.applied == "yes"
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server, "PATCH", f"{VM_PATH}/vm1", body=changed, content_type="application/apply-patch+yaml"
     )
     assert status == 422 and "fieldManager: Required value" in body["message"]
@@ -568,7 +570,9 @@ def test_dry_run_validates_and_stores_nothing(server, vms):
     assert (
         server.get_object("kubevirt.io/v1", "VirtualMachineInstance", "vm1", "default") is not None
     )
-    status, _, err = raw_request(server, "POST", f"{VM_PATH}?dryRun=Maybe", body=vm_manifest("vm2"))
+    status, _unused, err = raw_request(
+        server, "POST", f"{VM_PATH}?dryRun=Maybe", body=vm_manifest("vm2")
+    )
     assert status == 422
     assert err["message"] == (
         'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Maybe"}: '
@@ -620,7 +624,7 @@ def test_label_selectors(labelled, vms, selector, expected):
     "selector", ["env in prod", "env in ()", "=x", "a b", "env=prod,", "x=in valid!"]
 )
 def test_bad_label_selector_is_400(server, selector):
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server, "GET", f"{VM_PATH}?labelSelector={kubernetes.client.api_client.quote(selector)}"
     )
     assert status == 400 and body["reason"] == "BadRequest"
@@ -659,11 +663,11 @@ def test_pagination_over_1234_vms(server, vms):
     assert pages == [500, 500, 234]
     assert remaining == [734, 234, None]
     assert len(seen) == len(set(seen)) == 1234
-    status, _, body = raw_request(server, "GET", f"{VM_PATH}?limit=10&continue=not-a-token")
+    status, _unused, body = raw_request(server, "GET", f"{VM_PATH}?limit=10&continue=not-a-token")
     assert status == 400 and body["reason"] == "BadRequest"
     first = vms.get(namespace="default", limit=10)
     server.reset()
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server, "GET", f"{VM_PATH}?limit=10&continue={first.metadata['continue']}"
     )
     assert status == 410 and body["reason"] == "Expired"

@@ -124,23 +124,23 @@ def test_run_strategy_changes_start_and_stop_the_vmi(server, vms):
 
 
 def test_restart_error_cases(server, vms):
-    status, _, body = action(server, "ghost", "restart")
+    status, _unused, body = action(server, "ghost", "restart")
     assert status == 404 and body["message"] == 'virtualmachine.kubevirt.io "ghost" not found'
     vms.create(body=vm_manifest("halted", run_strategy="Halted"), namespace="default")
-    status, _, body = action(server, "halted", "restart")
+    status, _unused, body = action(server, "halted", "restart")
     assert status == 409 and body["reason"] == "Conflict"
     assert body["message"] == (
         'Operation cannot be fulfilled on virtualmachine.kubevirt.io "halted": '
         "RunStategy Halted does not support manual restart requests"
     )
     vms.create(body=vm_manifest("once", run_strategy="Once"), namespace="default")
-    status, _, body = action(server, "once", "restart")
+    status, _unused, body = action(server, "once", "restart")
     assert status == 409 and "Once does not support manual restart requests" in body["message"]
     vms.create(body=vm_manifest("manual", run_strategy="Manual"), namespace="default")
-    status, _, body = action(server, "manual", "restart")
+    status, _unused, body = action(server, "manual", "restart")
     assert status == 409 and body["message"].endswith(": VM is not running: Halted")
     vms.create(body=vm_manifest("vm1"), namespace="default")
-    status, _, body = action(server, "vm1", "restart", {"gracePeriodSeconds": 5})
+    status, _unused, body = action(server, "vm1", "restart", {"gracePeriodSeconds": 5})
     assert (
         status == 400
         and body["message"] == "For force restart, only gracePeriod=0 is supported for now"
@@ -206,19 +206,19 @@ def test_restart_required_sticks_until_restart(server, vms):
 
 def test_stop_and_start(server, vms):
     vms.create(body=vm_manifest("vm1"), namespace="default")
-    status, _, _ = action(server, "vm1", "start")
+    status, _unused, _unused = action(server, "vm1", "start")
     assert status == 409
     assert action(server, "vm1", "stop")[0] == 202
     vm = vm_of(server, "vm1")
     assert vm["spec"]["runStrategy"] == "Halted" and vmi_of(server, "vm1") is None
-    status, _, body = action(server, "vm1", "stop")
+    status, _unused, body = action(server, "vm1", "stop")
     assert status == 409 and body["message"].endswith(": VM is not running")
     assert action(server, "vm1", "start")[0] == 202
     assert (
         vm_of(server, "vm1")["spec"]["runStrategy"] == "Always"
         and vmi_of(server, "vm1") is not None
     )
-    status, _, body = action(server, "vm1", "start")
+    status, _unused, body = action(server, "vm1", "start")
     assert status == 409 and body["message"].endswith(": VM is already running")
     legacy = vm_manifest("legacy", run_strategy=None)
     legacy["spec"]["running"] = True
@@ -277,7 +277,7 @@ def test_vmi_status_controls(server, vms):
     vm = vm_of(server, "vm1")
     assert "ready" not in vm["status"] and conditions(vm)["Ready"]["status"] == "False"
     assert int(vm["metadata"]["resourceVersion"]) > int(rv) and vm["metadata"]["generation"] == 1
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server,
         "POST",
         "/_test/vmi-status",
@@ -298,7 +298,7 @@ def test_readiness_after_restart_never_and_delayed(server, vms):
     vms.create(body=vm_manifest("never"), namespace="default")
     vms.create(body=vm_manifest("later"), namespace="default")
     server.set_vm_behaviour("default", "never", ready_after_restart=False)
-    status, _, _ = raw_request(
+    status, _unused, _unused = raw_request(
         server,
         "POST",
         "/_test/vm-behaviour",

@@ -63,7 +63,7 @@ def vms(dyn):
 
 
 def test_bearer_token_is_required(server, api):
-    status, _, body = raw_request(server, "GET", "/api/v1/namespaces", token=False)
+    status, _unused, body = raw_request(server, "GET", "/api/v1/namespaces", token=False)
     assert status == 401
     assert body == {
         "kind": "Status",
@@ -192,7 +192,7 @@ def test_latency_fault_and_global_latency(server, vms):
     assert time.perf_counter() - started >= 0.3
     server.set_latency(0.02)
     started = time.perf_counter()
-    for _ in range(5):
+    for _unused in range(5):
         vms.get(name="vm1", namespace="default")
     assert time.perf_counter() - started >= 0.1
     assert server.requests()[-1]["duration"] >= 0.02
@@ -243,13 +243,13 @@ def test_request_log(server, vms):
     assert server.writes(mark) == 2  # the dry-run patch is not a write
     assert server.count_requests(mark, verb="patch") == 2
     assert server.count_requests(mark, verb="patch", dry_run=False) == 1
-    status, _, summary = raw_request(server, "GET", f"/_test/requests/summary?since={mark}")
+    status, _unused, summary = raw_request(server, "GET", f"/_test/requests/summary?since={mark}")
     assert (
         status == 200
         and summary["by_verb"] == {"create": 1, "get": 1, "patch": 2}
         and summary["writes"] == 2
     )
-    status, _, counted = raw_request(
+    status, _unused, counted = raw_request(
         server, "GET", f"/_test/requests/count?since={mark}&writes=true"
     )
     assert counted["count"] == 2
@@ -265,7 +265,7 @@ def test_admin_http_endpoints(server):
         return raw_request(server, method, path, body=body, token=False)
 
     assert call("GET", "/_test/health")[2] == {"ok": True, "url": server.url}
-    status, _, seeded = call(
+    status, _unused, seeded = call(
         "POST", "/_test/objects", {"items": [vm_manifest("vm1", namespace="team")]}
     )
     assert status == 200 and seeded["items"][0]["metadata"]["namespace"] == "team"
@@ -276,7 +276,7 @@ def test_admin_http_endpoints(server):
         )[0]
         == 200
     )
-    status, _, invalid = call("POST", "/_test/objects", vm_manifest("Bad Name"))
+    status, _unused, invalid = call("POST", "/_test/objects", vm_manifest("Bad Name"))
     assert status == 422 and invalid["reason"] == "Invalid"
     assert call(
         "POST", "/_test/seed-vms", {"count": 3, "namespace": "bulk", "labels": {"idx": "{i}"}}
@@ -302,7 +302,7 @@ def test_admin_http_endpoints(server):
     assert call("GET", "/_test/seq")[2] == {"seq": server.mark()}
     raw_request(server, "GET", "/api/v1/namespaces")
     raw_request(server, "GET", "/api/v1/namespaces/default")
-    status, _, logged = call("GET", "/_test/requests?since=0&last=1")
+    status, _unused, logged = call("GET", "/_test/requests?since=0&last=1")
     assert status == 200 and logged["seq"] == server.mark()
     assert [r["path"] for r in logged["requests"]] == ["/api/v1/namespaces/default"]
     assert len(call("GET", "/_test/requests?since=0")[2]["requests"]) == 2
@@ -423,7 +423,7 @@ def test_five_thousand_vms(capsys):
         token, raw_count = "", 0
         while True:
             suffix = f"&continue={token}" if token else ""
-            status, _, doc = raw_request(srv, "GET", f"{VM_PATH}?limit=500{suffix}")
+            status, _unused, doc = raw_request(srv, "GET", f"{VM_PATH}?limit=500{suffix}")
             assert status == 200
             raw_count += len(doc["items"])
             token = doc["metadata"].get("continue")

@@ -75,7 +75,7 @@ def test_valid_objects_are_accepted(server):
 def test_unknown_field_in_probe_is_rejected_with_its_path(server):
     vm = vm_manifest("vm1")
     vm["spec"]["template"]["spec"]["readinessProbe"] = {"guestAgentPing": {}, "foo": 1}
-    status, _, body = post(server, VM_PATH, vm)
+    status, _unused, body = post(server, VM_PATH, vm)
     assert status == 422 and body["reason"] == "Invalid"
     assert body["message"] == (
         'VirtualMachine.kubevirt.io "vm1" is invalid: spec.template.spec.readinessProbe.foo: '
@@ -121,13 +121,13 @@ def test_unknown_field_in_probe_is_rejected_with_its_path(server):
 def test_vm_schema_errors(server, mutate, fragment):
     vm = vm_manifest("vm1")
     mutate(vm["spec"]["template"]["spec"])
-    status, _, body = post(server, VM_PATH, vm)
+    status, _unused, body = post(server, VM_PATH, vm)
     assert status == 422 and fragment in body["message"]
 
 
 def test_prometheus_rule_pattern_and_list_map_keys(server):
     rule = prometheus_rule("r1", for_="5x")
-    status, _, body = post(server, PROMRULE_PATH, rule)
+    status, _unused, body = post(server, PROMRULE_PATH, rule)
     assert status == 422
     assert (
         'spec.groups[0].rules[0].for: Invalid value: "5x": spec.groups[0].rules[0].for in body should match'
@@ -136,11 +136,11 @@ def test_prometheus_rule_pattern_and_list_map_keys(server):
     assert body["details"]["causes"][0]["field"] == "spec.groups[0].rules[0].for"
     duplicate = prometheus_rule("r1")
     duplicate["spec"]["groups"].append(copy.deepcopy(duplicate["spec"]["groups"][0]))
-    status, _, body = post(server, PROMRULE_PATH, duplicate)
+    status, _unused, body = post(server, PROMRULE_PATH, duplicate)
     assert status == 422 and "spec.groups[1]: Duplicate value" in body["message"]
     missing_expr = prometheus_rule("r1")
     del missing_expr["spec"]["groups"][0]["rules"][0]["expr"]
-    status, _, body = post(server, PROMRULE_PATH, missing_expr)
+    status, _unused, body = post(server, PROMRULE_PATH, missing_expr)
     assert status == 422 and "spec.groups[0].rules[0].expr: Required value" in body["message"]
     strategy = prometheus_rule("r1")
     strategy["spec"]["groups"][0]["partial_response_strategy"] = "WARN"  # (?i) in the Go regex
@@ -150,20 +150,20 @@ def test_prometheus_rule_pattern_and_list_map_keys(server):
 def test_alerting_rule_constraints(server):
     empty = alerting_rule("a1")
     empty["spec"]["groups"][0]["rules"] = []
-    status, _, body = post(server, ALERTRULE_PATH, empty)
+    status, _unused, body = post(server, ALERTRULE_PATH, empty)
     assert (
         status == 422
         and "spec.groups[0].rules in body should have at least 1 items" in body["message"]
     )
     no_alert = alerting_rule("a1")
     del no_alert["spec"]["groups"][0]["rules"][0]["alert"]
-    status, _, body = post(server, ALERTRULE_PATH, no_alert)
+    status, _unused, body = post(server, ALERTRULE_PATH, no_alert)
     assert status == 422 and "spec.groups[0].rules[0].alert: Required value" in body["message"]
 
 
 def test_validation_applies_to_the_patched_result(server):
     assert post(server, VM_PATH, vm_manifest("vm1"))[0] == 201
-    status, _, body = raw_request(
+    status, _unused, body = raw_request(
         server,
         "PATCH",
         f"{VM_PATH}/vm1",
@@ -186,7 +186,7 @@ def test_null_values_are_pruned_like_the_real_server(server):
     vm = vm_manifest("vm1")
     vm["spec"]["template"]["spec"]["readinessProbe"] = None
     vm["metadata"]["annotations"] = None
-    status, _, body = post(server, VM_PATH, vm)
+    status, _unused, body = post(server, VM_PATH, vm)
     assert status == 201
     assert (
         "readinessProbe" not in body["spec"]["template"]["spec"]
@@ -260,7 +260,7 @@ def test_null_values_are_pruned_like_the_real_server(server):
 def test_kubevirt_webhook_rejections(server, mutate, message, field):
     vm = vm_manifest("vm1")
     mutate(vm)
-    status, _, body = post(server, VM_PATH, vm)
+    status, _unused, body = post(server, VM_PATH, vm)
     assert status == 422 and body["reason"] == "Invalid"
     assert body["message"].startswith(
         'admission webhook "virtualmachine-validator.kubevirt.io" denied the request: '
@@ -291,7 +291,7 @@ def test_template_embedded_vms_are_validated(server):
     bad["spec"]["template"]["spec"]["readinessProbe"] = {"guestAgentPing": {}, "foo": 1}
     bad_template = _template(bad, params)
     bad_template["metadata"]["name"] = "bad"
-    status, _, body = post(server, TEMPLATE_PATH, bad_template)
+    status, _unused, body = post(server, TEMPLATE_PATH, bad_template)
     assert status == 422
     assert body["message"] == (
         'Template.template.openshift.io "bad" is invalid: '
@@ -344,7 +344,7 @@ def test_validation_speed(server, capsys):
     }
     rounds = 200
     started = time.perf_counter()
-    for _ in range(rounds):
+    for _unused in range(rounds):
         assert validator.validate(vm) == []
     per_vm_ms = (time.perf_counter() - started) / rounds * 1000
     with capsys.disabled():

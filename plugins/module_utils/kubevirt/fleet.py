@@ -227,7 +227,7 @@ class FleetReconciler:
             except VmRejected as exc:
                 item.action, item.reason, item.patch = "failed", "{0}: {1}".format(name, exc), None
                 return
-            desired, before, after, _ = plan_template_spec(
+            desired, before, after, _action = plan_template_spec(
                 self.policy, vmfacts.template_spec(embedded)
             )
             objects[index].setdefault("spec", {}).setdefault("template", {})["spec"] = desired

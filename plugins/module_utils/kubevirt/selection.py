@@ -44,7 +44,7 @@ def check_namespace(value, field="namespace"):
 
 
 def _check_label_key(label_key, field):
-    prefix, _, name = label_key.rpartition("/")
+    prefix, _slash, name = label_key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
         raise ValidationError(
             "{0}: label key prefix {1!r} is not a DNS subdomain".format(field, prefix)
@@ -168,7 +168,7 @@ class Selection:
             check_label_selector(selector, "label_selectors[{0}]".format(index))
         for index, entry in enumerate(sorted(self.exclude)):
             field = "exclude[{0}]".format(index)
-            ns, _, name = entry.rpartition("/")
+            ns, _slash, name = entry.rpartition("/")
             if ns:
                 check_namespace(ns, field)
             check_dns1123_subdomain(name, field)

@@ -55,14 +55,28 @@ def run(args):
 
 def test_invalid_input_fails_before_connecting(module_calls, api):
     with pytest.raises(Fail) as err:
-        run({"namespace": "ns", "probe": "readiness", "guest_agent_ping": True, "timeout_seconds": 10})
+        run(
+            {
+                "namespace": "ns",
+                "probe": "readiness",
+                "guest_agent_ping": True,
+                "timeout_seconds": 10,
+            }
+        )
     assert "timeout_seconds: 10 must be lower than period_seconds" in err.value.args[0]["msg"]
     assert api.connects == [] and api.calls == []
 
 
 def test_argument_spec_rejects_two_handlers(module_calls, api):
     with pytest.raises(Fail) as err:
-        run({"namespace": "ns", "probe": "readiness", "guest_agent_ping": True, "exec": {"command": ["x"]}})
+        run(
+            {
+                "namespace": "ns",
+                "probe": "readiness",
+                "guest_agent_ping": True,
+                "exec": {"command": ["x"]},
+            }
+        )
     assert "mutually exclusive" in err.value.args[0]["msg"]
     assert api.calls == []
 
@@ -70,7 +84,9 @@ def test_argument_spec_rejects_two_handlers(module_calls, api):
 def test_converge_reports_per_vm_results(module_calls, api):
     api.add(VMS + "/a", make_vm("a"))
     with pytest.raises(Exit) as done:
-        run({"namespace": "ns", "probe": "readiness", "guest_agent_ping": True, "period_seconds": 5})
+        run(
+            {"namespace": "ns", "probe": "readiness", "guest_agent_ping": True, "period_seconds": 5}
+        )
     result = done.value.args[0]
     assert result["changed"] is True
     assert result["detection_seconds"] == 5 * 3 + 1
@@ -81,13 +97,22 @@ def test_converge_reports_per_vm_results(module_calls, api):
 def test_check_mode_writes_nothing(module_calls, api):
     api.add(VMS + "/a", make_vm("a"))
     with pytest.raises(Exit) as done:
-        run({"namespace": "ns", "probe": "readiness", "guest_agent_ping": True, "_ansible_check_mode": True})
+        run(
+            {
+                "namespace": "ns",
+                "probe": "readiness",
+                "guest_agent_ping": True,
+                "_ansible_check_mode": True,
+            }
+        )
     assert done.value.args[0]["changed"] is True
     assert api.writes() == []
 
 
 def test_failed_vm_fails_the_task_with_a_summary(module_calls, api):
-    api.add(VMS + "/multus", make_vm("multus", networks=[{"name": "m", "multus": {"networkName": "n"}}]))
+    api.add(
+        VMS + "/multus", make_vm("multus", networks=[{"name": "m", "multus": {"networkName": "n"}}])
+    )
     with pytest.raises(Fail) as err:
         run({"namespace": "ns", "probe": "readiness", "tcp_socket": {"port": 22}})
     result = err.value.args[0]
