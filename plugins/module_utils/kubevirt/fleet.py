@@ -265,6 +265,7 @@ class FleetReconciler:
             body["metadata"] = {"resourceVersion": item.resource_version}
             try:
                 self.api.merge_patch(path, body)
+                item.patch = None  # written: free it, it can hold a whole Template's objects
                 return
             except ApiError as exc:
                 if exc.status == 404:
@@ -294,23 +295,20 @@ class FleetReconciler:
         )
 
     def _collect(self, pool, collection_path, plan):
-        """LIST a collection page by page, plan each object and queue the writes."""
-        futures = []
+        """LIST a collection page by page, plan each object and write those that differ.
+
+        The writes of a page finish before the next page is read, which bounds the number
+        of objects held in memory by the page size.
+        """
         for page in self.api.list_pages(
             collection_path,
             label_selector=self.selection.label_selector,
             field_selector=self.selection.field_selector,
         ):
-            for obj in page:
-                item = plan(obj)
-                self.items.append(item)
-                if item.patch is not None and not self.check_mode:
-                    futures.append(pool.submit(self._write, item))
-            # Bound the number of queued writes (and the objects they hold) per page.
-            for future in futures:
-                future.result()
-            futures = []
-        return futures
+            items = [plan(obj) for obj in page]
+            self.items.extend(items)
+            if not self.check_mode:
+                list(pool.map(self._write, [i for i in items if i.patch is not None]))
 
     # -- warnings ---------------------------------------------------------------------
 
