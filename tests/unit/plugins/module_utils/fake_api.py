@@ -8,19 +8,9 @@ the Kubernetes API test server.
 import copy
 import itertools
 
+from kube_test_server.patch import merge_patch as apply_merge_patch
+
 from ansible_collections.vmhealth.kvm.plugins.module_utils.errors import ApiError
-
-
-def apply_merge_patch(target, patch):
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = apply_merge_patch(result.get(key), value)
-    return result
 
 
 class FakeApi:

@@ -5,25 +5,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.vmhealth.kvm.plugins.modules import alerting_rule
 
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-@pytest.fixture
-def module_exits(monkeypatch):
-    def exit_json(self, **kwargs):
-        raise Exit(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise Fail(kwargs)
-
-    monkeypatch.setattr("ansible.module_utils.basic.AnsibleModule.exit_json", exit_json)
-    monkeypatch.setattr("ansible.module_utils.basic.AnsibleModule.fail_json", fail_json)
+from .conftest import Exit, Fail
 
 
 @pytest.fixture
@@ -47,7 +29,7 @@ def test_secrets_are_no_log():
     assert spec["reload_validate_certs"]["default"] is True
 
 
-def test_file_target_writes_and_reports(module_exits, tmp_path, promtool):
+def test_file_target_writes_and_reports(module_calls, tmp_path, promtool):
     path = tmp_path / "vm.yml"
     with pytest.raises(Exit) as result:
         run(
@@ -66,7 +48,7 @@ def test_file_target_writes_and_reports(module_exits, tmp_path, promtool):
     assert out["reloaded"] is False
 
 
-def test_check_mode_file(module_exits, tmp_path, promtool):
+def test_check_mode_file(module_calls, tmp_path, promtool):
     path = tmp_path / "vm.yml"
     with pytest.raises(Exit) as result:
         run(
@@ -80,7 +62,7 @@ def test_check_mode_file(module_exits, tmp_path, promtool):
     assert result.value.args[0]["changed"] and not path.exists()
 
 
-def test_invalid_input_fails_once_with_the_rule_named(module_exits, tmp_path, promtool):
+def test_invalid_input_fails_once_with_the_rule_named(module_calls, tmp_path, promtool):
     args = {
         "target": "file",
         "path": str(tmp_path / "vm.yml"),
@@ -95,7 +77,7 @@ def test_invalid_input_fails_once_with_the_rule_named(module_exits, tmp_path, pr
     assert not (tmp_path / "vm.yml").exists()
 
 
-def test_reload_failure_keeps_changed(module_exits, tmp_path, promtool, monkeypatch):
+def test_reload_failure_keeps_changed(module_calls, tmp_path, promtool, monkeypatch):
     def refuse(url, **kwargs):
         raise OSError("connection refused")
 
@@ -119,7 +101,7 @@ def test_reload_failure_keeps_changed(module_exits, tmp_path, promtool, monkeypa
     assert out["changed"] is True and (tmp_path / "vm.yml").exists()
 
 
-def test_cluster_target_needs_no_connection_for_invalid_input(module_exits, monkeypatch):
+def test_cluster_target_needs_no_connection_for_invalid_input(module_calls, monkeypatch):
     called = []
     monkeypatch.setattr(
         "ansible_collections.vmhealth.kvm.plugins.module_utils.kubevirt.runner.connect",

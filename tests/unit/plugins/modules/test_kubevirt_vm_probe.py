@@ -10,28 +10,7 @@ from ansible_collections.vmhealth.kvm.plugins.modules import kubevirt_vm_probe
 
 from ..module_utils.fake_api import FakeApi
 from ..module_utils.test_fleet import VMS, make_vm
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-@pytest.fixture
-def module_calls(monkeypatch):
-    def exit_json(self, **kwargs):
-        raise Exit(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise Fail(kwargs)
-
-    from ansible.module_utils import basic
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+from .conftest import Exit, Fail
 
 
 @pytest.fixture
