@@ -194,6 +194,23 @@ integration: $(VENV_STAMP) $(APT_STAMP) collection ## pytest tests/integration (
 bench: $(VENV_STAMP) collection ## Run the benchmarks (tests/bench/run.py)
 	python tests/bench/run.py
 
+## --- the main job ---------------------------------------------------------------------------
+
+.PHONY: demo
+demo: apt venv collection ## Local demo: a libvirt guest gets watchdog, agent and rules, is crashed and must come back
+	python scripts/demo.py
+
+## --- docs and packaging ----------------------------------------------------------------------
+
+.PHONY: docs
+docs: $(VENV_STAMP) collection ## Module and role docs with antsibull-docs into build/docs/collection (fails on warnings)
+	@scripts/build-docs.sh
+
+.PHONY: ee-context
+ee-context: $(VENV_STAMP) ## ansible-builder build context of execution-environment.yml in build/ee/context
+	ansible-galaxy collection build --force --output-path $(BUILD)/ee
+	ansible-builder create --file execution-environment.yml --context $(BUILD)/ee/context --output-filename Containerfile
+
 ## --- housekeeping --------------------------------------------------------------------------
 
 .PHONY: clean
