@@ -214,10 +214,11 @@ ee-context: $(VENV_STAMP) ## ansible-builder build context of execution-environm
 ## --- housekeeping --------------------------------------------------------------------------
 
 .PHONY: clean
-clean: ## Remove build/ and tool caches (keeps .venv and the .cache/ of test-bed images)
+clean: ## Remove build/ and tool caches (keeps .venv and the test-bed image cache)
 	rm -rf $(BUILD) .ruff_cache .pytest_cache .ansible tests/output
 	find . -path ./.venv -prune -o -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean
-distclean: clean ## clean, and also remove .venv and .cache/
-	rm -rf $(VENV) .cache
+distclean: clean ## clean, and also remove .venv and the test-bed image cache
+	rm -rf $(VENV) .cache "$${XDG_CACHE_HOME:-$$HOME/.cache}/vmhealth/testbed"
+	[ "$$(id -u)" != 0 ] || rm -rf /var/cache/vmhealth/testbed

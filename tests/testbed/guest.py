@@ -58,9 +58,18 @@ def _log(msg: str) -> None:
 # Image
 # --------------------------------------------------------------------------
 def cache_dir() -> Path:
-    """Where images and run directories live (gitignored .cache/ by default)."""
+    """Where images and run directories live: $VMHEALTH_TESTBED_CACHE, else a machine-wide cache.
+
+    Outside the work tree so that every clone on the machine (CI runs in a fresh one) reuses
+    the image: /var/cache/vmhealth/testbed for root (traversable by libvirt's QEMU user),
+    else $XDG_CACHE_HOME/vmhealth/testbed.
+    """
     env = os.environ.get("VMHEALTH_TESTBED_CACHE")
-    return Path(env) if env else REPO / ".cache" / "testbed"
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/cache/vmhealth/testbed")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vmhealth" / "testbed"
 
 
 def recipe_hash() -> str:
