@@ -46,9 +46,7 @@ PIP_INSTALL := python -m pip install --quiet --require-virtualenv
 # `make test` runs these targets in order, each in its own make: the setup steps stop at the first
 # failure; the check steps all run, and make test fails at the end if any of them failed.
 SETUP_STEPS := apt venv collection versions
-CHECK_STEPS := lint sanity unit integration
-# Slower suites (molecule scenarios, end-to-end runs) are appended here once they exist, e.g.:
-#   CHECK_STEPS += molecule e2e
+CHECK_STEPS := lint sanity unit integration molecule
 
 ## --- main ----------------------------------------------------------------------------------
 
@@ -63,7 +61,7 @@ help: ## Show this list of targets
 	@echo "  SANITY_ARGS (ansible-test sanity options, e.g. '--test pep8'), PYTHON ($(PYTHON))."
 
 .PHONY: test
-test: ## Everything CI runs: apt, venv, collection, then lint, sanity, unit, integration
+test: ## Everything CI runs: apt, venv, collection, then lint, sanity, unit, integration, molecule
 	@failed=; \
 	for step in $(SETUP_STEPS) $(CHECK_STEPS); do \
 		start=$$SECONDS; \
@@ -189,6 +187,10 @@ integration: $(VENV_STAMP) $(APT_STAMP) collection ## pytest tests/integration (
 	@rc=0; pytest tests/integration || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "integration: no tests collected"; rc=0; fi; \
 	exit $$rc
+
+.PHONY: molecule
+molecule: $(VENV_STAMP) $(APT_STAMP) collection ## Guest roles on a real QEMU guest: molecule scenarios in extensions/molecule (~20 min)
+	tests/testbed/run-molecule.sh
 
 .PHONY: bench
 bench: $(VENV_STAMP) collection ## Run the benchmarks (tests/bench/run.py)

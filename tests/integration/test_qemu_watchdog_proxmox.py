@@ -59,8 +59,30 @@ def seed(server):
     c.add_vm(108, "pve1", {"name": "broken-01"})
 
 
+def real_host_vars():
+    """run_target variables for the real Proxmox VE host of VMHEALTH_TEST_PROXMOX_*, or None."""
+    env = os.environ
+    if not env.get("VMHEALTH_TEST_PROXMOX_HOST"):
+        return None
+    return {
+        "pve_double": False,
+        "pve_api_host": env["VMHEALTH_TEST_PROXMOX_HOST"],
+        "pve_api_port": int(env.get("VMHEALTH_TEST_PROXMOX_PORT", "8006")),
+        "pve_api_user": env["VMHEALTH_TEST_PROXMOX_USER"],
+        "pve_api_token_id": env["VMHEALTH_TEST_PROXMOX_TOKEN_ID"],
+        "pve_api_token_secret": env["VMHEALTH_TEST_PROXMOX_TOKEN_SECRET"],
+        "pve_cycle_vm": env["VMHEALTH_TEST_PROXMOX_VM"],
+    }
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario_double(pve_server, scenario, tmp_path):
+def test_scenario(pve_server, scenario, tmp_path):
+    """Each scenario against the test double; ``cycle`` against a real host when one is given."""
+    real = real_host_vars() if scenario == "cycle" else None
+    if real is not None:
+        runner = PveRunner(ca=os.environ.get("VMHEALTH_TEST_PROXMOX_CA"), workdir=tmp_path)
+        assert_ok(runner.run_target("qemu_watchdog_proxmox", pve_scenario=scenario, **real))
+        return
     seed(pve_server)
     user, token_id = next(iter(pve_server.tokens)).split("!")
     runner = PveRunner(pve_server, ca=pve_server.ca_path, workdir=tmp_path)
@@ -81,23 +103,3 @@ def test_scenario_double(pve_server, scenario, tmp_path):
     if scenario == "cycle":
         assert pve_server.cluster.reboots == [100, 100]
         assert "watchdog" not in pve_server.cluster.vms[100].config
-
-
-@pytest.mark.skipif(
-    not os.environ.get("VMHEALTH_TEST_PROXMOX_HOST"), reason="VMHEALTH_TEST_PROXMOX_HOST not set"
-)
-def test_cycle_real_host(tmp_path):
-    env = os.environ
-    runner = PveRunner(ca=env.get("VMHEALTH_TEST_PROXMOX_CA"), workdir=tmp_path)
-    proc = runner.run_target(
-        "qemu_watchdog_proxmox",
-        pve_scenario="cycle",
-        pve_double=False,
-        pve_api_host=env["VMHEALTH_TEST_PROXMOX_HOST"],
-        pve_api_port=int(env.get("VMHEALTH_TEST_PROXMOX_PORT", "8006")),
-        pve_api_user=env["VMHEALTH_TEST_PROXMOX_USER"],
-        pve_api_token_id=env["VMHEALTH_TEST_PROXMOX_TOKEN_ID"],
-        pve_api_token_secret=env["VMHEALTH_TEST_PROXMOX_TOKEN_SECRET"],
-        pve_cycle_vm=env["VMHEALTH_TEST_PROXMOX_VM"],
-    )
-    assert_ok(proc)

@@ -7,7 +7,7 @@
 #
 # Environment:
 #   VMHEALTH_SOAK_MINUTES   soak length in the guest_watchdog verify (default 5)
-#   VMHEALTH_TESTBED_CACHE  image cache (default <repo>/.cache/testbed)
+#   VMHEALTH_TESTBED_CACHE  image cache (default /var/cache/vmhealth/testbed for root)
 #   VMHEALTH_ACCEL          force kvm or tcg (default: quick KVM probe, else TCG)
 #   MOLECULE_ARGS           extra arguments for `molecule test`
 set -euo pipefail
@@ -17,7 +17,15 @@ cd "$repo"
 venv_bin="$repo/.venv/bin"
 [ -x "$venv_bin/molecule" ] && export PATH="$venv_bin:$PATH"
 
-export VMHEALTH_TESTBED_CACHE=${VMHEALTH_TESTBED_CACHE:-$repo/.cache/testbed}
+# The image cache is machine-wide (see cache_dir() in guest.py), so fresh clones reuse it.
+if [ -z "${VMHEALTH_TESTBED_CACHE:-}" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        VMHEALTH_TESTBED_CACHE=/var/cache/vmhealth/testbed
+    else
+        VMHEALTH_TESTBED_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/vmhealth/testbed
+    fi
+fi
+export VMHEALTH_TESTBED_CACHE
 export VMHEALTH_TESTBED_RUN=${VMHEALTH_TESTBED_RUN:-$VMHEALTH_TESTBED_CACHE/run/molecule}
 export VMHEALTH_SOAK_MINUTES=${VMHEALTH_SOAK_MINUTES:-5}
 export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
