@@ -33,20 +33,15 @@ description:
     nothing at all in check mode (not even a server-side dry run); updates carry the object's
     C(resourceVersion), so a concurrent change is re-read instead of overwritten.
 extends_documentation_fragment:
+  - vmhealth.kvm.attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Reads only; makes no write request (not even a server-side dry run) and leaves files untouched.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: The object's labels and spec, or the rule file's text, before and after.
-  action_group:
-    description: Use C(group/vmhealth.kvm.vmhealth) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership: [vmhealth.kvm.vmhealth]
 options:
   target:
     description:

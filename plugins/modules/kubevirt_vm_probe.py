@@ -27,21 +27,16 @@ description:
   - A probe change takes effect only after a restart of a running VM (see O(restart)).
   - All parameters are validated before the first API request.
 extends_documentation_fragment:
+  - vmhealth.kvm.attributes
   - kubernetes.core.k8s_auth_options
   - vmhealth.kvm.kubevirt_fleet
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Makes no write request at all (not even a server-side dry run).
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: Returns the probe before and after for every VM and Template that changes.
-  action_group:
-    description: Use C(group/vmhealth.kvm.vmhealth) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership: [vmhealth.kvm.vmhealth]
 options:
   probe:
     description:

@@ -30,21 +30,16 @@ description:
     enough); the result says so in RV(vms[].restart_required), and O(restart) can restart it.
   - All parameters are validated before the first API request.
 extends_documentation_fragment:
+  - vmhealth.kvm.attributes
   - kubernetes.core.k8s_auth_options
   - vmhealth.kvm.kubevirt_fleet
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status without modifying the target.
     support: full
     details: Makes no write request at all, and restarts nothing.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode).
     support: full
     details: Returns the managed devices before and after for every VM that changes.
-  action_group:
-    description: Use C(group/vmhealth.kvm.vmhealth) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership: [vmhealth.kvm.vmhealth]
 options:
   platform:
     description:
